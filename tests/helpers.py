@@ -50,3 +50,73 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def coco_tiny_root():
+    """The coco_tiny data set beside the repository (``../shared/data/coco_tiny``); skips the test if absent."""
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_tiny"
+    if not (root / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip(f"coco_tiny is not at {root} (it lives in the shared data folder beside the repository)")
+    return root
+
+
+SHARED_DATA = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data"
+COCO_TINY = SHARED_DATA / "coco_tiny"
+
+
+def landscape_and_portrait_images() -> list[tuple[str, np.ndarray]]:
+    """A landscape and a portrait photo from the shared COCO sample, or, without it, two synthetic images."""
+    import cv2
+
+    names = ("000000005001.jpg", "000000125952.jpg")  # 640x480 and 358x640
+    paths = [COCO_TINY / "val2017" / name for name in names]
+    if all(p.is_file() for p in paths):
+        return [(p.name, cv2.imread(str(p))) for p in paths]
+    rng = np.random.default_rng(0)
+    images = []
+    for height, width in ((480, 640), (640, 358)):
+        image = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+        for _ in range(12):
+            x, y = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+            colour = tuple(int(c) for c in rng.integers(80, 255, 3))
+            cv2.rectangle(image, (x, y), (x + int(rng.integers(20, 120)), y + int(rng.integers(20, 120))), colour, -1)
+        images.append((f"synthetic_{height}x{width}", image))
+    return images
+
+
+def assert_same_detections(a, b, *, box_tol=0.5, score_tol=1e-3, mask_iou=0.99):
+    """Two backends' Detections of one image agree: labels, boxes, scores and masks, detection by detection.
+
+    One difference float rounding legitimately makes: where the output is cut (the best N detections, or the
+    score threshold), a candidate whose score is within ``score_tol`` of the cut may fall on either side of it
+    in each backend. Detections are therefore paired by label and box; only detections at the cut may go
+    unpaired.
+    """
+    assert len(a) == len(b), (len(a), len(b))
+    unpaired_b = list(range(len(b)))
+    pairs, unpaired_a = [], []
+    for i in range(len(a)):
+        match = next(
+            (j for j in unpaired_b if a.labels[i] == b.labels[j] and np.abs(a.boxes[i] - b.boxes[j]).max() <= box_tol),
+            None,
+        )
+        if match is None:
+            unpaired_a.append(i)
+        else:
+            unpaired_b.remove(match)
+            pairs.append((i, match))
+    for detections, unpaired in ((a, unpaired_a), (b, unpaired_b)):
+        if unpaired:
+            cut = detections.scores.min()
+            assert (detections.scores[unpaired] <= cut + score_tol).all(), "detections differ away from the cut"
+    assert len(pairs) >= len(a) - 2
+    ia, ib = (np.array(side, dtype=int) for side in zip(*pairs))
+    np.testing.assert_allclose(a.scores[ia], b.scores[ib], rtol=0, atol=score_tol)
+    inter = (a.masks[ia] & b.masks[ib]).sum(axis=(1, 2))
+    union = (a.masks[ia] | b.masks[ib]).sum(axis=(1, 2))
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)  # two empty masks agree
+    assert iou.min() >= mask_iou, iou.min()

@@ -69,8 +69,12 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        return tuple(_convert(inner, v, where) for v in value)
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            inner = args[0] if args else Any
+            return tuple(_convert(inner, v, where) for v in value)
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {list(value)}")
+        return tuple(_convert(arg, v, where) for arg, v in zip(args, value))
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -114,22 +118,35 @@ def save_yaml(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def merge(config: T, data: dict[str, Any]) -> T:
-    """A copy of ``config`` with the (possibly partial, nested) values of ``data`` applied."""
-    merged = _deep_update(to_dict(config), data, "")
-    return from_dict(type(config), merged)
+def merge(config: T, data: dict[str, Any], *, where: str = "") -> T:
+    """A copy of ``config`` with the (possibly partial, nested) values of ``data`` applied.
+
+    Keys must name fields; a field typed as a plain ``dict`` (free-form overrides) takes any keys.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    changes = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(f"{path}: unknown key; known keys: {sorted(names)}")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            changes[key] = merge(current, value, where=path)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            changes[key] = _merge_plain(current, value)
+        else:
+            changes[key] = _convert(hints[key], value, path)
+    return dataclasses.replace(config, **changes)
 
 
-def _deep_update(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
-    if not isinstance(update, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {update!r}")
+def _merge_plain(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in update.items():
-        path = f"{where}.{key}" if where else key
-        if key not in base:
-            raise ConfigError(f"{path}: unknown key; known keys: {sorted(base)}")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            result[key] = _deep_update(base[key], value, path)
+        if isinstance(result.get(key), dict) and isinstance(value, dict):
+            result[key] = _merge_plain(result[key], value)
         else:
             result[key] = value
     return result

@@ -198,8 +198,15 @@ def random_background(rng: np.random.Generator, height: int, width: int) -> np.n
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def _random_shape(rng: np.random.Generator, height: int, width: int, min_radius: float, max_radius: float) -> Shape:
-    kind = SHAPE_CLASSES[int(rng.integers(len(SHAPE_CLASSES)))]
+def _random_shape(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    min_radius: float,
+    max_radius: float,
+    classes: Sequence[str] = SHAPE_CLASSES,
+) -> Shape:
+    kind = classes[int(rng.integers(len(classes)))]
     # Log-uniform sizes: as many objects between 12 and 24 pixels across as between 48 and 96.
     radius = float(np.exp(rng.uniform(math.log(min_radius), math.log(max(max_radius, min_radius)))))
     # A shape may reach over the border by up to half its radius.
@@ -240,6 +247,7 @@ def random_scene(
     min_visibility: float = 0.3,
     object_size: tuple[float, float] = (12.0, 0.5),
     attempts: int = 25,
+    classes: Sequence[str] = SHAPE_CLASSES,
 ) -> tuple[np.ndarray, list[Shape]]:
     """A background and up to ``max_objects`` shapes, each at least ``min_visibility`` visible, bottom first.
 
@@ -256,7 +264,7 @@ def random_scene(
     visible = np.zeros((0, height, width), dtype=bool)
     for _ in range(count):
         for _ in range(attempts if shapes else 10 * attempts):
-            shape = _random_shape(rng, height, width, min_radius, max_radius)
+            shape = _random_shape(rng, height, width, min_radius, max_radius, classes)
             own = shape.mask(height, width)
             if not own.any() or not _edge_visible(shape.color, canvas, own):
                 continue
@@ -357,6 +365,7 @@ def generate(
     noise: float = 3.0,
     split_name: str = "train",
     image_format: str = "png",
+    classes: Sequence[str] = SHAPE_CLASSES,
 ) -> tuple[Path, Path]:
     """Write a synthetic COCO instances data set; returns ``(annotation_file, image_dir)``.
 
@@ -377,6 +386,8 @@ def generate(
         noise: standard deviation of the pixel noise over the whole image.
         split_name: names the json and the image folder.
         image_format: ``png`` (lossless) or ``jpg`` (quality 95).
+        classes: the shape kinds to draw (a subset of :data:`SHAPE_CLASSES`, in label order); fewer, more
+            distinct classes make an easier task.
     """
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
@@ -392,6 +403,10 @@ def generate(
     if not split_name or "/" in split_name or "\\" in split_name:
         raise ValueError(f"split_name must be a plain folder name, got {split_name!r}")
     low, high = _side_range(image_size)
+    classes = tuple(classes)
+    unknown = [kind for kind in classes if kind not in SHAPE_CLASSES]
+    if not classes or unknown or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct kinds of {', '.join(SHAPE_CLASSES)}, got {list(classes)}")
 
     output_dir = Path(output_dir)
     image_dir = output_dir / split_name
@@ -413,6 +428,7 @@ def generate(
             max_objects=max_objects,
             min_visibility=min_visibility,
             object_size=object_size,
+            classes=classes,
         )
         image, visible = render_scene(background, shapes, rng, noise=noise)
         image_id = index + 1
@@ -421,7 +437,7 @@ def generate(
             raise OSError(f"cannot write {image_dir / file_name}")
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
         for shape, mask in zip(shapes, visible):
-            record = _annotation(mask, shape.label, image_id, len(annotations) + 1)
+            record = _annotation(mask, classes.index(shape.kind) + 1, image_id, len(annotations) + 1)
             if record is not None:
                 annotations.append(record)
 
@@ -437,16 +453,22 @@ def generate(
         },
         "images": images,
         "annotations": annotations,
-        "categories": [
-            {"id": label, "name": name, "supercategory": "shape"} for label, name in enumerate(SHAPE_CLASSES, 1)
-        ],
+        "categories": [{"id": label, "name": name, "supercategory": "shape"} for label, name in enumerate(classes, 1)],
     }
     annotation_file.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
     return annotation_file, image_dir
 
 
 def video_frames(
-    num_frames: int, *, seed: int = 0, height: int = 240, width: int = 320, num_objects: int = 4, noise: float = 2.0
+    num_frames: int,
+    *,
+    seed: int = 0,
+    height: int = 240,
+    width: int = 320,
+    num_objects: int = 4,
+    noise: float = 2.0,
+    object_size: tuple[float, float] = (12.0, 0.5),
+    classes: Sequence[str] = SHAPE_CLASSES,
 ) -> Iterator[tuple[np.ndarray, list[Shape], np.ndarray]]:
     """Frames of shapes drifting and turning over a fixed background, bouncing off the borders.
 
@@ -454,7 +476,9 @@ def video_frames(
     place in the list, so its index identifies it across frames (for testing trackers).
     """
     rng = np.random.default_rng([seed, 0x51DE0])
-    background, shapes = random_scene(rng, height, width, min_objects=num_objects, max_objects=num_objects)
+    background, shapes = random_scene(
+        rng, height, width, min_objects=num_objects, max_objects=num_objects, object_size=object_size, classes=classes
+    )
     velocities = rng.uniform(-3.0, 3.0, (len(shapes), 3))  # dx, dy in pixels, turn in degrees per frame
     for _ in range(num_frames):
         image, visible = render_scene(background, shapes, rng, noise=noise)
@@ -480,7 +504,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--image-size", type=int, nargs=2, default=(192, 320), metavar=("MIN", "MAX"), help="side range in pixels"
     )
+    parser.add_argument("--min-objects", type=int, default=1, help="fewest objects per image (default 1)")
     parser.add_argument("--max-objects", type=int, default=8, help="most objects per image (default 8)")
+    parser.add_argument(
+        "--object-size",
+        type=float,
+        nargs=2,
+        default=(12.0, 0.5),
+        metavar=("MIN_PIXELS", "MAX_FRACTION"),
+        help="objects span at least MIN_PIXELS and at most MAX_FRACTION of the shorter side (default 12 0.5)",
+    )
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        default=list(SHAPE_CLASSES),
+        choices=SHAPE_CLASSES,
+        metavar="KIND",
+        help=f"shape kinds to draw, in label order (default all: {' '.join(SHAPE_CLASSES)})",
+    )
     parser.add_argument("--format", choices=("png", "jpg"), default="png", help="image format (default png)")
     args = parser.parse_args(argv)
     try:
@@ -489,9 +530,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.num_images,
             seed=args.seed,
             image_size=tuple(args.image_size),
+            min_objects=args.min_objects,
             max_objects=args.max_objects,
+            object_size=tuple(args.object_size),
             split_name=args.split_name,
             image_format=args.format,
+            classes=args.classes,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -136,19 +137,47 @@ class MaskRCNN(nn.Module):
 
     # -- inference ------------------------------------------------------------------------------------------
 
-    def forward(self, images: Tensor, targets: list | None = None, image_sizes: list | None = None):
+    def forward(
+        self,
+        images: Tensor,
+        targets: list | None = None,
+        image_sizes: list | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        """Eval mode: :meth:`detect` on one image. Training mode: the losses of a batch (``targets`` and
+        unpadded ``image_sizes`` per image; ``generator`` drives the anchor and ROI sampling)."""
         if self.training:
             from segmentoly.rcnn.training import mask_rcnn_losses
 
-            return mask_rcnn_losses(self, images, targets, image_sizes)
+            return mask_rcnn_losses(self, images, targets, image_sizes, generator)
         return self.detect(images)
 
     def detect(self, image: Tensor) -> Outputs:
         """Raw outputs for one ``[1, 3, H, W]`` BGR image (0..255, sides multiples of ``size_divisor``)."""
         self._check_image(image)
-        config = self.config
         rpn_features, roi_features = self.features(image)
-        height, width = image.shape[2], image.shape[3]
+        return self._detect_one(image, rpn_features, roi_features, image.shape[2], image.shape[3])
+
+    def detect_batch(self, images: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Outputs]:
+        """Raw outputs of each image of a padded ``[B, 3, H, W]`` batch (eager PyTorch only): the backbone runs
+        once on the batch, the per-image detection steps on each image's features. ``sizes`` are the images'
+        own sizes padded to the divisor, the ``im_info`` each would have alone."""
+        rpn_features, roi_features = self.features(images)
+        return [
+            self._detect_one(
+                images[index : index + 1],
+                [f[index : index + 1] for f in rpn_features],
+                [f[index : index + 1] for f in roi_features],
+                height,
+                width,
+            )
+            for index, (height, width) in enumerate(sizes)
+        ]
+
+    def _detect_one(
+        self, image: Tensor, rpn_features: list[Tensor], roi_features: list[Tensor], height: Any, width: Any
+    ) -> Outputs:
+        config = self.config
         # im_info of the detection ops: the network input's size (as Detectron's blob) and scale 1.
         one = image.new_ones(())
         image_info = torch.stack((one * height, one * width, one))

@@ -1,7 +1,9 @@
 """Training targets: matching anchors and proposals to ground truth, sampling them, and mask targets.
 
-Detectron's recipe (DESIGN.md section 5), in the +1 box convention. Sampling draws from the global torch RNG,
-whose state the trainer checkpoints, so that a resumed run samples exactly as an uninterrupted one.
+Detectron's recipe (DESIGN.md section 5), in the +1 box convention. Sampling draws from the ``generator`` it is
+given (on the CPU): the trainer seeds one per micro-batch from the run's seed, the step and the micro-batch's
+place in the global batch, so the samples do not depend on how the batch is split across processes, and a
+resumed run samples exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,15 +32,17 @@ def intersection_over_area(boxes: Tensor, regions: Tensor) -> Tensor:
     return (inter_w * inter_h).max(dim=1).values / area
 
 
-def sample_labels(labels: Tensor, batch_size: int, positive_fraction: float) -> tuple[Tensor, Tensor]:
+def sample_labels(
+    labels: Tensor, batch_size: int, positive_fraction: float, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """Random positives (``labels > 0``, at most ``positive_fraction * batch_size``) and negatives
     (``labels == 0``) filling the batch; ``-1`` is ignored. Returns both index sets."""
     positive = torch.nonzero(labels > 0).flatten()
     negative = torch.nonzero(labels == 0).flatten()
     num_positive = min(int(batch_size * positive_fraction), positive.numel())
     num_negative = min(batch_size - num_positive, negative.numel())
-    positive = positive[torch.randperm(positive.numel(), device=labels.device)[:num_positive]]
-    negative = negative[torch.randperm(negative.numel(), device=labels.device)[:num_negative]]
+    positive = positive[torch.randperm(positive.numel(), generator=generator)[:num_positive].to(labels.device)]
+    negative = negative[torch.randperm(negative.numel(), generator=generator)[:num_negative].to(labels.device)]
     return positive, negative
 
 
@@ -64,6 +68,7 @@ def anchor_targets(
     straddle_threshold: float,
     batch_size: int,
     positive_fraction: float,
+    generator: torch.Generator | None = None,
 ) -> AnchorTargets:
     """Label and sample the anchors of one image (Detectron's ``_get_rpn_blobs``).
 
@@ -98,7 +103,7 @@ def anchor_targets(
     crowded = (intersection_over_area(anchors, crowd_boxes) > CROWD_OVERLAP) & (labels == 0)
     labels[crowded] = -1
 
-    positive, negative = sample_labels(labels, batch_size, positive_fraction)
+    positive, negative = sample_labels(labels, batch_size, positive_fraction, generator)
     indices = torch.cat((positive, negative))
     box_targets = ops.encode_boxes(anchors[positive], gt_boxes[matched[positive]], offset=1.0)
     return AnchorTargets(indices, labels[indices], box_targets, positive.numel())
@@ -126,6 +131,7 @@ def proposal_targets(
     batch_size: int,
     positive_fraction: float,
     regression_weights: tuple[float, float, float, float],
+    generator: torch.Generator | None = None,
 ) -> ProposalTargets:
     """Add the ground-truth boxes to the proposals, match, and sample (Detectron's ``_sample_rois``).
 
@@ -147,11 +153,9 @@ def proposal_targets(
     crowded[proposals.shape[0] :] = False  # ground-truth boxes are never ignored
     labels[crowded] = -1
 
-    positive, negative = sample_labels(labels, batch_size, positive_fraction)
+    positive, negative = sample_labels(labels, batch_size, positive_fraction, generator)
     keep = torch.cat((positive, negative))
-    box_targets = ops.encode_boxes(
-        rois[positive], gt_boxes[matched[positive]], weights=regression_weights, offset=1.0
-    )
+    box_targets = ops.encode_boxes(rois[positive], gt_boxes[matched[positive]], weights=regression_weights, offset=1.0)
     return ProposalTargets(rois[keep], labels[keep], box_targets, matched[positive], positive.numel())
 
 

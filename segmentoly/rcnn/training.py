@@ -40,8 +40,17 @@ def flatten_levels(outputs: Sequence[Tensor], channels_per_anchor: int) -> Tenso
     return torch.cat(flat, dim=1)
 
 
-def mask_rcnn_losses(model, images: Tensor, targets: Sequence, image_sizes: Sequence[tuple[int, int]]) -> dict:
-    """The losses of one batch: ``images`` ``[B, 3, H, W]`` padded, one target and one (unpadded) size each."""
+def mask_rcnn_losses(
+    model,
+    images: Tensor,
+    targets: Sequence,
+    image_sizes: Sequence[tuple[int, int]],
+    generator: torch.Generator | None = None,
+) -> dict:
+    """The losses of one batch: ``images`` ``[B, 3, H, W]`` padded, one target and one (unpadded) size each.
+
+    Anchors and ROIs are sampled with ``generator`` (a CPU generator; the global one when None).
+    """
     if targets is None or image_sizes is None:
         raise ValueError("training mode needs targets and image_sizes (call model.eval() for inference)")
     if len(targets) != images.shape[0] or len(image_sizes) != images.shape[0]:
@@ -68,6 +77,7 @@ def mask_rcnn_losses(model, images: Tensor, targets: Sequence, image_sizes: Sequ
             straddle_threshold=rpn_config.straddle_threshold,
             batch_size=rpn_config.batch_size_per_image,
             positive_fraction=rpn_config.positive_fraction,
+            generator=generator,
         )
         rpn_cls = rpn_cls + F.binary_cross_entropy_with_logits(
             flat_logits[index, sampled.indices], sampled.labels.to(flat_logits.dtype), reduction="sum"
@@ -94,21 +104,26 @@ def mask_rcnn_losses(model, images: Tensor, targets: Sequence, image_sizes: Sequ
             batch_size=box_config.batch_size_per_image,
             positive_fraction=box_config.positive_fraction,
             regression_weights=box_config.regression_weights,
+            generator=generator,
         )
         image_column = picked.rois.new_full((picked.rois.shape[0], 1), index)
         sampled_rois.append(torch.cat((image_column, picked.rois), dim=1))
         labels.append(picked.labels)
         box_targets.append(picked.box_targets)
         foreground.append(sampled_rois[-1][: picked.num_foreground])
-        mask_goals.append(mask_targets(target.masks, picked.rois[: picked.num_foreground], picked.matched_gt,
-                                       model.mask_size))
+        mask_goals.append(
+            mask_targets(target.masks, picked.rois[: picked.num_foreground], picked.matched_gt, model.mask_size)
+        )
     rois = torch.cat(sampled_rois)
     labels = torch.cat(labels)
     box_targets = torch.cat(box_targets)
     foreground_rois = torch.cat(foreground)
 
     pooled = ops.multilevel_roi_align(
-        roi_features, rois, output_size=box_config.resolution, sampling_ratio=box_config.sampling_ratio,
+        roi_features,
+        rois,
+        output_size=box_config.resolution,
+        sampling_ratio=box_config.sampling_ratio,
         pyramid_scales=model.roi_strides,
     )
     class_logits, box_deltas = model.box_predictor(model.box_head(pooled))
@@ -120,8 +135,11 @@ def mask_rcnn_losses(model, images: Tensor, targets: Sequence, image_sizes: Sequ
     loss_box = smooth_l1(foreground_deltas, box_targets, box_config.smooth_l1_beta) / max(labels.numel(), 1)
 
     mask_pooled = ops.multilevel_roi_align(
-        roi_features, foreground_rois, output_size=mask_config.resolution,
-        sampling_ratio=mask_config.sampling_ratio, pyramid_scales=model.roi_strides,
+        roi_features,
+        foreground_rois,
+        output_size=mask_config.resolution,
+        sampling_ratio=mask_config.sampling_ratio,
+        pyramid_scales=model.roi_strides,
     )
     mask_logits = select_class_masks(model.mask_logits(mask_pooled), foreground_labels)
     goals = torch.cat(mask_goals)

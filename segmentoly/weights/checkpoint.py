@@ -125,3 +125,15 @@ def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], *,
                 parts.append(f"{title}: {shown}")
         raise CheckpointError(f"{source}: the weights do not fit {type(model).__name__}; " + "; ".join(parts))
     model.load_state_dict(weights, strict=True)
+
+
+def pack_checkpoint(source: str | Path, destination: str | Path) -> Path:
+    """A shippable copy of a checkpoint: the model, its config, class names and preprocessing, without the
+    training state, with floating-point weights stored as float16 (they load back into float32 models).
+    """
+    state = read_checkpoint(source)
+    packed = {key: value for key, value in state.items() if key != "training"}
+    packed["model"] = {
+        name: value.half() if value.is_floating_point() else value for name, value in state["model"].items()
+    }
+    return atomic_save(packed, destination)

@@ -75,7 +75,9 @@ class BasicBlock(nn.Module):
 def _shortcut(in_channels: int, out_channels: int, stride: int, config: BackboneConfig) -> nn.Sequential | None:
     if in_channels == out_channels and stride == 1:
         return None
-    return conv_norm_block(in_channels, out_channels, 1, stride=stride, norm=config.norm, norm_groups=config.norm_groups)
+    return conv_norm_block(
+        in_channels, out_channels, 1, stride=stride, norm=config.norm, norm_groups=config.norm_groups
+    )
 
 
 BLOCKS = {"bottleneck": Bottleneck, "basic": BasicBlock}

@@ -1,8 +1,9 @@
 """End-to-end latency of a zoo model per backend, split into preprocess / network / postprocess.
 
 For each input size, the same image goes through the Predictor with the PyTorch backend and with OpenVINO
-(the IR reshaped to the input size, as the Predictor runs it, and the dynamic-size IR as exported), and the
-median milliseconds of each stage are printed with the model's GFLOPs, as a table and as JSON.
+(the IR reshaped to the input size, as the Predictor runs it, and the dynamic-size IR as exported; with
+``--int8`` also the IR quantised to INT8, calibrated on the shared COCO sample), and the median milliseconds of
+each stage are printed with the model's GFLOPs, as a table and as JSON.
 
 Random weights are scaled so that the model outputs its full 100 detections with real masks, so that
 postprocessing does its full work.
@@ -31,7 +32,8 @@ from segmentoly.inference.backends import OpenVINOBackend
 from segmentoly.rcnn.model_zoo import resolve_architecture
 from segmentoly.weights.checkpoint import save_checkpoint
 
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_tiny" / "val2017" / "000000005001.jpg"
+COCO_TINY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_tiny"
+SAMPLE = COCO_TINY / "val2017" / "000000005001.jpg"
 
 
 def test_image(height: int, width: int) -> np.ndarray:
@@ -54,6 +56,20 @@ def time_stages(predictor: Predictor, image: np.ndarray, repeat: int, warmup: in
     return result
 
 
+def quantized_predictor(openvino: Predictor, size: tuple[int, int], path: Path, count: int) -> Predictor | None:
+    """The IR of ``openvino`` quantised to INT8, calibrated at ``size`` on the shared COCO sample."""
+    from segmentoly.data.coco import CocoDataset
+    from segmentoly.export.quantize import quantize_ir
+
+    annotations = COCO_TINY / "annotations" / "instances_val2017.json"
+    if not annotations.is_file():
+        print(f"no INT8 column: the calibration images ({COCO_TINY}) are not there")
+        return None
+    dataset = CocoDataset(annotations, COCO_TINY / "val2017")
+    quantize_ir(openvino.backend.path, path, dataset, resize=FixedSize(*size), subset_size=count)
+    return Predictor.from_openvino(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="resnet50_fpn", help="zoo architecture")
@@ -61,6 +77,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per backend and size (median)")
     parser.add_argument("--json", type=Path, default=None, help="where to write JSON (default benchmarks/results/)")
     parser.add_argument("--skip_pytorch", action="store_true", help="time only OpenVINO")
+    parser.add_argument("--int8", action="store_true", help="also time the INT8 IR (calibrated on COCO images)")
+    parser.add_argument("--calibration_images", type=int, default=40, help="INT8 calibration images (default 40)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -80,10 +98,19 @@ def main() -> None:
             size_divisor=32,
         )
         pytorch = None if args.skip_pytorch else Predictor.from_checkpoint(checkpoint)
+        int8 = None
+        if args.int8:
+            int8 = quantized_predictor(openvino, sizes[0], Path(folder) / "int8.xml", args.calibration_images)
         for height, width in sizes:
             image = test_image(height, width)
             gflops = count_gflops(model, height, width)
-            for name, predictor in (("pytorch", pytorch), ("openvino", openvino), ("openvino-dynamic", dynamic)):
+            backends = (
+                ("pytorch", pytorch),
+                ("openvino", openvino),
+                ("openvino-dynamic", dynamic),
+                ("openvino-int8", int8),
+            )
+            for name, predictor in backends:
                 if predictor is None:
                     continue
                 predictor.resize = FixedSize(height, width)
@@ -105,6 +132,8 @@ def main() -> None:
         if "pytorch" in by:
             notes.insert(0, f"OpenVINO {by['pytorch']['total'] / ov['total']:.2f}x faster than PyTorch")
         notes.append(f"per-shape IR {by['openvino-dynamic']['network'] / ov['network']:.2f}x faster than dynamic")
+        if "openvino-int8" in by:
+            notes.append(f"INT8 {ov['total'] / by['openvino-int8']['total']:.2f}x faster than FP32")
         print(f"{size}: " + "; ".join(notes))
     out = args.json or Path("benchmarks/results") / f"latency_{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,11 @@ from segmentoly.commands.common import run_command
 
 #: sub-command -> (module, one-line help)
 COMMANDS = {
+    "train": ("segmentoly.commands.train", "train a Mask R-CNN (one process, or many through torchrun)"),
+    "demo": ("segmentoly.commands.demo", "run a model on images, a folder, a video or a webcam"),
+    "test": ("segmentoly.commands.evaluate", "evaluate a model with the COCO protocol (box and mask AP)"),
     "export": ("segmentoly.commands.export", "export a model to ONNX (OpenVINO operators) and OpenVINO IR"),
+    "quantize": ("segmentoly.commands.quantize", "quantise an OpenVINO IR to INT8 (NNCF post-training)"),
     "download": ("segmentoly.commands.download", "download, convert and export the pretrained Detectron models"),
 }
 

@@ -102,3 +102,46 @@ def test_ir_detects_what_the_checkpoint_detects(prepared):
     expected, actual = pytorch(image), openvino(image)
     assert len(expected) >= 20, len(expected)
     assert_same_detections(expected, actual)
+
+
+def test_seed_tools_run_on_the_ir(prepared, tmp_path):
+    # tools/demo.py and tools/test.py with the original tool's OpenVINO flags, on the IR the downloader wrote.
+    import json
+
+    import cv2
+
+    from segmentoly.data.splits import COCO_CATEGORIES
+
+    output, _ = prepared
+    ir = output / "ir" / "coco" / "detectron" / "mask_rcnn_resnet50_fpn_2x"
+    images = tmp_path / "images"
+    images.mkdir()
+    records = []
+    for index, (_, image) in enumerate(landscape_and_portrait_images(), 1):
+        cv2.imwrite(str(images / f"{index}.jpg"), image)
+        records.append({"id": index, "file_name": f"{index}.jpg", "height": image.shape[0], "width": image.shape[1]})
+    annotations = [
+        {"id": i, "image_id": r["id"], "category_id": 1, "bbox": [10, 20, 100, 80], "area": 8000, "iscrowd": 0,
+         "segmentation": [[10, 20, 110, 20, 110, 100, 10, 100]]}
+        for i, r in enumerate(records, 1)
+    ]
+    categories = [{"id": cid, "name": name} for cid, name in COCO_CATEGORIES]
+    dataset = tmp_path / "instances.json"
+    dataset.write_text(json.dumps({"images": records, "annotations": annotations, "categories": categories}))
+    common = ["--ckpt", str(ir.with_suffix(".bin")), "--fit_window", "320", "512"]
+    backend = ["openvino", "--model", str(ir.with_suffix(".xml"))]
+    test = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "test.py"), "--dataset", str(dataset), "--images", str(images),
+         "--output_dir", str(tmp_path / "metrics"), *common, *backend],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert test.returncode == 0, test.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
+    assert metrics["images"] == 2 and metrics["detections"] >= 20
+    demo = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "demo.py"), "--dataset", "coco_2017_val", "--images", str(images),
+         "--output", str(tmp_path / "annotated"), "--show_fps", *common, *backend],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["1.jpg", "2.jpg"]

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model_zoo",
         type=Path,
-        help="registry YAML listing the models (default: the bundled segmentoly/weights/pretrained.yaml)",
+        help="registry YAML with more models: they join the bundled registry (an entry of the same name replaces "
+        "the bundled one), and without --models they are the ones prepared",
     )
     parser.add_argument(
         "--output_dir",
@@ -89,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from segmentoly.weights.prepare import prepare, summary_table
     from segmentoly.weights.registry import load_registry, select
 
-    models = load_registry(args.model_zoo)
+    own = load_registry(args.model_zoo) if args.model_zoo else {}
+    models = {**load_registry(), **own}
     if args.list:
         print(list_models(models))
         return 0
@@ -111,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         for option in ("name", "architecture", "format", "output"):
             if getattr(args, option):
                 raise ValueError(f"--{option} goes with --convert_file")
-        entries = select(models, args.models, everything=args.all)
+        # Without --models, a registry of one's own says what to prepare; the bundled defaults otherwise.
+        entries = select(models if args.models else (own or models), args.models, everything=args.all)
     if not entries:
         raise ValueError("the registry has no models to prepare")
 

@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     classes.add_argument("-nc", "--num_classes", type=int, help="number of classes, background included")
     parser.add_argument("--no_ir", action="store_true", help="write only the ONNX file, no OpenVINO IR beside it")
     parser.add_argument("--fp16", action="store_true", help="compress the IR's weights to FP16 (default FP32)")
+    parser.add_argument("--int8", metavar="DATASET", help="also write an INT8 IR (NNCF), calibrated on this dataset")
+    parser.add_argument("--int8_images", help="image folder of an --int8 COCO json")
+    from segmentoly.commands.quantize import add_int8_arguments
+
+    add_int8_arguments(parser, prefix="int8_")
     parser.add_argument("--check", action="store_true", help="run the export with OpenVINO and compare it with PyTorch")
     parser.add_argument("--show_flops", action="store_true", help="print the model's GFLOPs (PyTorch's FLOP counter)")
     parser.add_argument("--verbose", action="store_true", help="print the exporter's messages")
@@ -104,6 +109,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_ir:
         xml = convert_to_ir(onnx_path, onnx_path.with_suffix(".xml"), compress_to_fp16=args.fp16)
         print(f"wrote {xml} and {xml.with_suffix('.bin')} ({'FP16' if args.fp16 else 'FP32'} weights)")
+    if args.int8:
+        if args.no_ir:
+            raise ValueError("--int8 quantises the IR: drop --no_ir")
+        from segmentoly.commands.quantize import quantize_model
+
+        int8 = quantize_model(
+            onnx_path.with_suffix(".xml"),
+            onnx_path.with_name(f"{onnx_path.stem}_int8.xml"),
+            args.int8,
+            args.int8_images,
+            "data/coco",
+            resize=None,
+            subset_size=args.int8_subset_size,
+            quantize_all=args.int8_quantize_all,
+        )
+        print(f"wrote {int8} and {int8.with_suffix('.bin')} (INT8)")
     if args.check:
         worst = check_export(model, onnx_path, input_size)
         print(f"check: OpenVINO and PyTorch outputs differ by at most {worst:.2e}")

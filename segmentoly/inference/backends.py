@@ -41,6 +41,12 @@ class PyTorchBackend:
             outputs = self.model(torch.from_numpy(blob).to(self.device))
         return {name: value.cpu().numpy() for name, value in zip(OUTPUT_NAMES, outputs)}
 
+    def run_batch(self, blob: np.ndarray, sizes: list[tuple[int, int]]) -> list[dict[str, np.ndarray]]:
+        """Raw outputs of every image of a padded batch (see :meth:`MaskRCNN.detect_batch`)."""
+        with torch.inference_mode():
+            batch = self.model.detect_batch(torch.from_numpy(blob).to(self.device), sizes)
+        return [{name: value.cpu().numpy() for name, value in zip(OUTPUT_NAMES, outputs)} for outputs in batch]
+
 
 class OpenVINOBackend:
     """Runs an exported model (OpenVINO IR ``.xml`` or ``.onnx``) with OpenVINO.

@@ -41,9 +41,7 @@ class Detections:
 
     def select(self, keep: np.ndarray) -> Detections:
         """The detections selected by a boolean mask or an index array."""
-        return Detections(
-            self.boxes[keep], self.scores[keep], self.labels[keep], self.masks[keep], self.class_names
-        )
+        return Detections(self.boxes[keep], self.scores[keep], self.labels[keep], self.masks[keep], self.class_names)
 
     @classmethod
     def empty(cls, height: int, width: int, class_names: Sequence[str] = ()) -> Detections:

@@ -17,7 +17,7 @@ from segmentoly.data.transforms import FitMax, ResizeMode, parse_resize
 from segmentoly.inference.backends import Backend, OpenVINOBackend, PyTorchBackend
 from segmentoly.inference.detections import Detections
 from segmentoly.inference.postprocess import postprocess
-from segmentoly.inference.preprocess import preprocess
+from segmentoly.inference.preprocess import Prepared, preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -135,26 +135,62 @@ class Predictor:
             **kwargs,
         )
 
+    def input_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The padded network input size for an image of ``height x width``."""
+        new_h, new_w = self.resize.output_size(height, width)
+        divisor = self.size_divisor
+        return -(-new_h // divisor) * divisor, -(-new_w // divisor) * divisor
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detections of several images. Backends that can (PyTorch) run images of the same padded input size
+        as one batch: padding an image further would change the features near its border, so batching never
+        changes a result."""
+        if len(images) == 1 or not hasattr(self.backend, "run_batch"):
+            return [self(image) for image in images]
+        start = time.perf_counter()
+        prepared = [self._preprocess(image) for image in images]
+        after_pre = time.perf_counter()
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, p in enumerate(prepared):
+            groups.setdefault(p.blob.shape, []).append(index)
+        raws: list[dict[str, np.ndarray]] = [{} for _ in prepared]
+        for shape, members in groups.items():
+            blob = np.concatenate([prepared[i].blob for i in members])
+            for i, raw in zip(members, self.backend.run_batch(blob, [shape[2:]] * len(members))):
+                raws[i] = raw
+        after_net = time.perf_counter()
+        results = [self._postprocess(raw, p) for raw, p in zip(raws, prepared)]
+        self._record_timing(start, after_pre, after_net)
+        return results
+
     def __call__(self, image: np.ndarray) -> Detections:
         start = time.perf_counter()
-        prepared = preprocess(image, self.resize, pixel_mean=self.pixel_mean, size_divisor=self.size_divisor)
+        prepared = self._preprocess(image)
         after_pre = time.perf_counter()
         raw = self.backend(prepared.blob)
         after_net = time.perf_counter()
-        detections = postprocess(
+        detections = self._postprocess(raw, prepared)
+        self._record_timing(start, after_pre, after_net)
+        return detections
+
+    def _preprocess(self, image: np.ndarray) -> Prepared:
+        return preprocess(image, self.resize, pixel_mean=self.pixel_mean, size_divisor=self.size_divisor)
+
+    def _postprocess(self, raw: dict[str, np.ndarray], prepared: Prepared) -> Detections:
+        return postprocess(
             raw,
             prepared,
             class_names=self.class_names,
             score_threshold=self.score_threshold,
             mask_threshold=self.mask_threshold,
         )
-        end = time.perf_counter()
+
+    def _record_timing(self, start: float, after_pre: float, after_net: float) -> None:
         self.last_timing = {
             "preprocess": after_pre - start,
             "network": after_net - after_pre,
-            "postprocess": end - after_net,
+            "postprocess": time.perf_counter() - after_net,
         }
-        return detections
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:

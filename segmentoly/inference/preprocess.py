@@ -53,7 +53,8 @@ def preprocess(image: np.ndarray, resize: ResizeMode, *, pixel_mean: Sequence[fl
     """
     image = as_bgr_image(image)
     height, width = image.shape[:2]
-    resized, scale = resize_image(image, resize)
+    # Resized in float32, as training resizes its samples and Detectron its test images.
+    resized, scale = resize_image(image.astype(np.float32), resize)
     new_h, new_w = resized.shape[:2]
     padded_h = -(-new_h // size_divisor) * size_divisor
     padded_w = -(-new_w // size_divisor) * size_divisor

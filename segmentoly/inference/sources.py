@@ -110,7 +110,13 @@ def _decode_image(path: Path) -> tuple[np.ndarray | None, str]:
     if data.size == 0:
         return None, "cannot decode image file (the file is empty)"
     # IMREAD_COLOR already gives 3-channel 8-bit data (and applies EXIF orientation); as_bgr_uint8 is a guard.
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    # OpenCV's own warnings about broken files are silenced: the skipped-file report says it better.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None:
         return None, "cannot decode image file (corrupt, or not a format OpenCV reads)"
     return as_bgr_uint8(image), ""

@@ -2,8 +2,9 @@
 
 The bundled registry (``pretrained.yaml`` beside this module) lists the models of the original tool: the
 Detectron and maskrcnn-benchmark COCO Mask R-CNNs and the ImageNet backbones they were trained from. A user's
-own YAML file of the same form replaces it (``segmentoly download --model_zoo my_models.yaml``). Every entry is
-checked when the file is read; a mistake is reported with the file and the entry it is in.
+own YAML file of the same form extends it (``segmentoly download --model_zoo my_models.yaml``; an entry of the
+same name replaces the bundled one). Every entry is checked when the file is read; a mistake is reported with
+the file and the entry it is in.
 """
 
 from __future__ import annotations

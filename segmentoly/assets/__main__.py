@@ -1,0 +1,5 @@
+import sys
+
+from segmentoly.assets import main
+
+sys.exit(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -32,7 +33,8 @@ from segmentoly.inference.backends import OpenVINOBackend
 from segmentoly.rcnn.model_zoo import resolve_architecture
 from segmentoly.weights.checkpoint import save_checkpoint
 
-COCO_TINY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_tiny"
+SHARED_DATA = Path(os.environ.get("SEGMENTOLY_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+COCO_TINY = SHARED_DATA / "coco_tiny"
 SAMPLE = COCO_TINY / "val2017" / "000000005001.jpg"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,20 +54,19 @@ def t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def coco_tiny_root():
-    """The coco_tiny data set beside the repository (``../shared/data/coco_tiny``); skips the test if absent."""
-    from pathlib import Path
+#: The shared data folder beside the repository (``../shared/data``); SEGMENTOLY_SHARED_DATA points elsewhere.
+SHARED_DATA = Path(os.environ.get("SEGMENTOLY_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+COCO_TINY = SHARED_DATA / "coco_tiny"
 
+
+def coco_tiny_root() -> Path:
+    """The coco_tiny data set of the shared data folder; skips the test, saying where it looked, if absent."""
     import pytest
 
-    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_tiny"
-    if not (root / "annotations" / "instances_val2017.json").is_file():
-        pytest.skip(f"coco_tiny is not at {root} (it lives in the shared data folder beside the repository)")
-    return root
-
-
-SHARED_DATA = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data"
-COCO_TINY = SHARED_DATA / "coco_tiny"
+    if not (COCO_TINY / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip(f"coco_tiny is not at {COCO_TINY} (the shared data folder beside the repository, or set "
+                    "SEGMENTOLY_SHARED_DATA)")
+    return COCO_TINY
 
 
 def landscape_and_portrait_images() -> list[tuple[str, np.ndarray]]:
@@ -84,6 +85,10 @@ def landscape_and_portrait_images() -> list[tuple[str, np.ndarray]]:
             x, y = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
             colour = tuple(int(c) for c in rng.integers(80, 255, 3))
             cv2.rectangle(image, (x, y), (x + int(rng.integers(20, 120)), y + int(rng.integers(20, 120))), colour, -1)
+        # Texture everywhere, as in a photo: on flat regions the random-weight test models' mask logits are flat
+        # too, sitting near the threshold, where float rounding flips whole regions.
+        noise = rng.normal(0.0, 25.0, image.shape)
+        image = np.clip(image + noise, 0, 255).astype(np.uint8)
         images.append((f"synthetic_{height}x{width}", image))
     return images
 

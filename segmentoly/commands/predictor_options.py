@@ -59,6 +59,8 @@ def predictor_from_arguments(args: argparse.Namespace, **kwargs) -> Predictor:
     resize = resize_from_arguments(args)
     names = class_names_from_arguments(args.dataset, None) if args.dataset else None
     checkpoint = str(bundled_checkpoint()) if args.ckpt == BUNDLED else args.ckpt
+    if args.backend == "openvino" and args.mean_pixel:
+        logger.warning("--mean_pixel is ignored by openvino: an IR subtracts its own mean (the checkpoint's)")
     if args.backend == "pytorch":
         if not checkpoint:
             raise ValueError("pytorch needs --ckpt (a segmentoly checkpoint)")
@@ -78,8 +80,6 @@ def predictor_from_arguments(args: argparse.Namespace, **kwargs) -> Predictor:
             raise ValueError(
                 f"--ckpt {checkpoint}: the weights of {args.model} are {Path(args.model).with_suffix('.bin')}"
             )
-        if args.mean_pixel:
-            logger.warning("--mean_pixel is ignored with an IR: the mean is subtracted inside the model")
         predictor = Predictor.from_openvino(args.model, resize=resize, device=args.device, class_names=names, **kwargs)
     else:
         if not checkpoint:

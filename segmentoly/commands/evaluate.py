@@ -8,7 +8,6 @@ metrics (JSON) to ``--output_dir``.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from segmentoly.data.coco import CocoDataset
     from segmentoly.data.splits import dataset_paths
-    from segmentoly.engine.evaluation import METRIC_NAMES, coco_metrics, detect_dataset
+    from segmentoly.engine.evaluation import METRIC_NAMES, evaluate
 
     if not args.dataset:
         raise ValueError("--dataset is required: a split name (coco_2017_val) or a COCO json with --images")
@@ -50,18 +49,17 @@ def run(args: argparse.Namespace) -> int:
         first = dataset.image_info(0)
         print_flops(predictor, *predictor.input_shape(first.height, first.width))
 
-    batch_size = getattr(args, "batch_size", 1)
-    records = detect_dataset(
+    output_dir = args.output_dir or Path("outputs") / "test" / Path(annotations).stem
+    metrics = evaluate(
         predictor,
         dataset,
+        output_dir=output_dir,
         progress=not args.no_progress,
         max_images=args.max_images,
-        batch_size=batch_size,
+        batch_size=getattr(args, "batch_size", 1),
         num_workers=args.nw,
+        info={"backend": args.backend},
     )
-    count = len(dataset) if args.max_images is None else min(args.max_images, len(dataset))
-    image_ids = [dataset.image_info(i).id for i in range(count)]
-    metrics = coco_metrics(annotations, records, image_ids)
     for iou_type, title in (("bbox", "boxes"), ("segm", "masks")):
         print(f"\n{title} ({iou_type}):\n{metrics['summary'][iou_type]}")
     print("\n" + " " * 7 + "".join(f"{name:>8}" for name in METRIC_NAMES[:6]))
@@ -70,18 +68,6 @@ def run(args: argparse.Namespace) -> int:
         cells = [metrics[key][name] for name in METRIC_NAMES[:6]]
         print(f"{key:<7}" + "".join(f"{100 * v:8.2f}" if v >= 0 else f"{'-':>8}" for v in cells))
 
-    output_dir = args.output_dir or Path("outputs") / "test" / Path(annotations).stem
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "detections.json").write_text(json.dumps(records))
-    summary = {
-        "dataset": str(annotations),
-        "images": count,
-        "detections": len(records),
-        "backend": args.backend,
-        "boxes": metrics["boxes"],
-        "masks": metrics["masks"],
-    }
-    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     print(f"\nwrote {output_dir / 'detections.json'} and {output_dir / 'metrics.json'}")
     return 0
 

@@ -9,13 +9,13 @@ would have got. Use it as ``DataLoader(dataset, batch_sampler=sampler, collate_f
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from segmentoly.data.structures import Batch, Sample, SampleKey
+from segmentoly.data.transforms import padded_size
 
 __all__ = ["AccumulationBatchSampler", "EvaluationSampler", "TrainingBatchSampler", "collate"]
 
@@ -45,8 +45,7 @@ def collate(samples: Sequence[Sample], size_divisor: int = 32, pad_value: float 
         if image.dim() != 3 or image.shape[0] != 3:
             raise ValueError(f"collate: samples[{position}].image must be [3, H, W], got {tuple(image.shape)}")
     sizes = [sample.size for sample in samples]
-    padded_height = math.ceil(max(h for h, _ in sizes) / size_divisor) * size_divisor
-    padded_width = math.ceil(max(w for _, w in sizes) / size_divisor) * size_divisor
+    padded_height, padded_width = padded_size(max(h for h, _ in sizes), max(w for _, w in sizes), size_divisor)
     first = samples[0].image
     fill = torch.as_tensor(pad_value, dtype=first.dtype, device=first.device).reshape(-1)
     if fill.numel() not in (1, 3):

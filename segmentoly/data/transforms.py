@@ -40,6 +40,7 @@ __all__ = [
     "ResizeMode",
     "Transform",
     "hflip_boxes",
+    "padded_size",
     "parse_resize",
     "resize_image",
 ]
@@ -68,13 +69,32 @@ def _positive(mode: str, **values: object) -> None:
             raise ValueError(f"{mode}: {key} must be a positive number, got {value!r}")
 
 
+def padded_size(height: int, width: int, divisor: int) -> tuple[int, int]:
+    """``height x width`` rounded up to multiples of ``divisor`` (the network input of a resized image)."""
+    return -(-height // divisor) * divisor, -(-width // divisor) * divisor
+
+
 def _rounded_size(height: int, width: int, factor: float) -> tuple[int, int]:
     # Python's round, like cv2's cvRound, rounds halves to even: the sizes agree with cv2.resize(fx=, fy=).
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
+class _AspectKept:
+    """A resize mode that scales both axes by one factor (the subclass's ``factor``)."""
+
+    def factor(self, height: int, width: int) -> float:
+        raise NotImplementedError
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return _rounded_size(height, width, self.factor(height, width))
+
+    def scale_factors(self, height: int, width: int) -> tuple[float, float]:
+        factor = self.factor(height, width)
+        return factor, factor
+
+
 @dataclass(frozen=True)
-class FitMax:
+class FitMax(_AspectKept):
     """Detectron's resize: short side ``scale``, unless the long side would then exceed ``max_size``."""
 
     scale: int
@@ -91,20 +111,13 @@ class FitMax:
             factor = self.max_size / max(height, width)
         return factor
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        return _rounded_size(height, width, self.factor(height, width))
-
-    def scale_factors(self, height: int, width: int) -> tuple[float, float]:
-        factor = self.factor(height, width)
-        return factor, factor
-
     @property
     def values(self) -> tuple[int, int]:
         return self.scale, self.max_size
 
 
 @dataclass(frozen=True)
-class FitWindow:
+class FitWindow(_AspectKept):
     """The largest size with the aspect ratio kept that fits ``max_height x max_width``."""
 
     max_height: int
@@ -116,13 +129,6 @@ class FitWindow:
 
     def factor(self, height: int, width: int) -> float:
         return min(self.max_height / height, self.max_width / width)
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        return _rounded_size(height, width, self.factor(height, width))
-
-    def scale_factors(self, height: int, width: int) -> tuple[float, float]:
-        factor = self.factor(height, width)
-        return factor, factor
 
     @property
     def values(self) -> tuple[int, int]:

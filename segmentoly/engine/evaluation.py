@@ -109,11 +109,12 @@ def evaluate(
     max_images: int | None = None,
     batch_size: int = 1,
     num_workers: int = 0,
+    info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``predictor`` on every image of ``dataset`` and score it with the COCO protocol.
 
     With ``output_dir``, writes the detections (``detections.json``, COCO results format) and the metrics
-    (``metrics.json``) there.
+    (``metrics.json``: the dataset, ``info``, the counts and the box and mask metrics) there.
     """
     records = detect_dataset(
         predictor, dataset, progress=progress, max_images=max_images, batch_size=batch_size, num_workers=num_workers
@@ -127,5 +128,7 @@ def evaluate(
         output = Path(output_dir)
         output.mkdir(parents=True, exist_ok=True)
         (output / "detections.json").write_text(json.dumps(records))
-        (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        summary = {"dataset": str(dataset.annotation_file), **(info or {})}
+        summary.update((key, metrics[key]) for key in ("images", "detections", "boxes", "masks"))
+        (output / "metrics.json").write_text(json.dumps(summary, indent=2))
     return metrics

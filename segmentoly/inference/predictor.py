@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from segmentoly import __version__
-from segmentoly.data.transforms import FitMax, ResizeMode, parse_resize
+from segmentoly.data.transforms import FitMax, ResizeMode, padded_size, parse_resize
 from segmentoly.inference.backends import Backend, OpenVINOBackend, PyTorchBackend
 from segmentoly.inference.detections import Detections
 from segmentoly.inference.postprocess import postprocess
@@ -137,9 +137,7 @@ class Predictor:
 
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         """The padded network input size for an image of ``height x width``."""
-        new_h, new_w = self.resize.output_size(height, width)
-        divisor = self.size_divisor
-        return -(-new_h // divisor) * divisor, -(-new_w // divisor) * divisor
+        return padded_size(*self.resize.output_size(height, width), self.size_divisor)
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections of several images. Backends that can (PyTorch) run images of the same padded input size

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segmentoly.data.transforms import ResizeMode, resize_image
+from segmentoly.data.transforms import ResizeMode, padded_size, resize_image
 
 
 class ImageError(ValueError):
@@ -56,8 +56,7 @@ def preprocess(image: np.ndarray, resize: ResizeMode, *, pixel_mean: Sequence[fl
     # Resized in float32, as training resizes its samples and Detectron its test images.
     resized, scale = resize_image(image.astype(np.float32), resize)
     new_h, new_w = resized.shape[:2]
-    padded_h = -(-new_h // size_divisor) * size_divisor
-    padded_w = -(-new_w // size_divisor) * size_divisor
+    padded_h, padded_w = padded_size(new_h, new_w, size_divisor)
     blob = np.empty((1, 3, padded_h, padded_w), np.float32)
     blob[0] = np.asarray(pixel_mean, np.float32).reshape(3, 1, 1)
     blob[0, :, :new_h, :new_w] = resized.transpose(2, 0, 1)

@@ -63,6 +63,25 @@ def _msra(layer: nn.Module) -> None:
         nn.init.zeros_(layer.bias)
 
 
+def _add_conv_stack(
+    module: nn.Module, prefix: str, count: int, in_channels: int, config: BoxHeadConfig | MaskHeadConfig
+) -> list[str]:
+    """Add ``count`` 3x3 convolution blocks (``conv_channels`` wide, normalised as ``config`` says) to
+    ``module`` as ``prefix1``, ``prefix2``, ...; returns their names in order."""
+    names = [f"{prefix}{i + 1}" for i in range(count)]
+    for i, name in enumerate(names):
+        block = conv_norm_block(
+            in_channels if i == 0 else config.conv_channels,
+            config.conv_channels,
+            3,
+            norm=config.norm,
+            norm_groups=config.norm_groups,
+        )
+        _msra(block.conv)
+        module.add_module(name, block)
+    return names
+
+
 class FCBoxHead(nn.Module):
     """Optional 3x3 convolutions (``conv1..``), then fully connected layers (``fc6``, ``fc7``, Detectron's names):
     ``[K, C, R, R]`` -> ``[K, fc_channels]``."""
@@ -70,17 +89,7 @@ class FCBoxHead(nn.Module):
     def __init__(self, in_channels: int, config: BoxHeadConfig) -> None:
         super().__init__()
         num_convs = config.num_convs if config.kind == "4conv1fc" else 0
-        self.conv_names = [f"conv{i + 1}" for i in range(num_convs)]
-        for i, name in enumerate(self.conv_names):
-            block = conv_norm_block(
-                in_channels if i == 0 else config.conv_channels,
-                config.conv_channels,
-                3,
-                norm=config.norm,
-                norm_groups=config.norm_groups,
-            )
-            _msra(block.conv)
-            self.add_module(name, block)
+        self.conv_names = _add_conv_stack(self, "conv", num_convs, in_channels, config)
         if num_convs:
             in_channels = config.conv_channels
         self.fc_names = ["fc6"] if num_convs else ["fc6", "fc7"]
@@ -142,17 +151,7 @@ class FCNMaskHead(nn.Module):
 
     def __init__(self, in_channels: int, config: MaskHeadConfig) -> None:
         super().__init__()
-        self.conv_names = [f"fcn{i + 1}" for i in range(config.num_convs)]
-        for i, name in enumerate(self.conv_names):
-            block = conv_norm_block(
-                in_channels if i == 0 else config.conv_channels,
-                config.conv_channels,
-                3,
-                norm=config.norm,
-                norm_groups=config.norm_groups,
-            )
-            _msra(block.conv)
-            self.add_module(name, block)
+        self.conv_names = _add_conv_stack(self, "fcn", config.num_convs, in_channels, config)
         channels = config.conv_channels if config.num_convs else in_channels
         self.deconv = nn.ConvTranspose2d(channels, config.conv_channels, 2, stride=2)
         _msra(self.deconv)
